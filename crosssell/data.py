@@ -868,13 +868,14 @@ def _reference_date(given, cust, purch, surv) -> pd.Timestamp:
         if pd.isna(ref):
             raise ParameterError(f"reference_date {given!r} is not a date")
         return ref.normalize()
-    candidates = [engine.execute(purch.aggregate(m=purch.purchased_at.max()))["m"].iloc[0],
-                  engine.execute(cust.aggregate(m=cust.signup_date.max()))["m"].iloc[0]]
+    # one query: the latest of every date column's maximum
+    maxima = [purch.aggregate(m=purch.purchased_at.max().cast("timestamp")),
+              cust.aggregate(m=cust.signup_date.max().cast("timestamp"))]
     for t, c in ((cust, "churn_date"), (purch, "ended_at"), (surv, "responded_at")):
         if t is not None and c in t.columns:
-            candidates.append(engine.execute(t.aggregate(m=t[c].max()))["m"].iloc[0])
-    seen = [pd.Timestamp(c) for c in candidates if pd.notna(c)]
-    return max(seen).normalize()
+            maxima.append(t.aggregate(m=t[c].max().cast("timestamp")))
+    both = ibis.union(*maxima)
+    return pd.Timestamp(engine.execute(both.aggregate(m=both.m.max()))["m"].iloc[0]).normalize()
 
 
 def _apply_reference(ref: pd.Timestamp, cust, purch, surv, col: _Collector):
