@@ -24,6 +24,8 @@ __all__ = [
     "DataQualityWarning",
     "SmallSampleWarning",
     "ConvergenceWarning",
+    "EmptyResultWarning",
+    "ReportError",
 ]
 
 MAX_EXAMPLES = 5
@@ -138,3 +140,24 @@ class SmallSampleWarning(UserWarning):
 
 class ConvergenceWarning(UserWarning):
     """A model did not converge; what is estimable is still returned."""
+
+
+class ReportError(CrossSellError, RuntimeError):
+    """A report notebook failed while it ran (``crosssell report``).
+
+    ``cell_index`` and ``source`` name the failing cell, ``ename``/``evalue`` the error raised in
+    it, and ``failed_notebook`` where the executed notebook was saved.
+    """
+
+    def __init__(self, message: str, *, cell_index=None, ename=None, evalue=None, source=None,
+                 failed_notebook=None):
+        super().__init__(message)
+        self.cell_index = cell_index
+        self.ename = ename
+        self.evalue = evalue
+        self.source = source
+        self.failed_notebook = failed_notebook
+
+
+class EmptyResultWarning(UserWarning):
+    """An analysis has nothing to report (e.g. no pair reaches the support); ``attrs["reason"]`` says why."""
