@@ -42,7 +42,7 @@ import scipy.sparse as sp
 from scipy import stats as sps
 
 from . import engine
-from .data import CrossSellData
+from .data import MISSING, CrossSellData
 from .errors import CapabilityError, EmptyResultWarning, ParameterError, SmallSampleWarning
 from .metrics import (
     Definition,
@@ -69,7 +69,7 @@ __all__ = [
 
 BASES = {"held": "held", "sold": "sold", "ever": "sold"}
 ADJUSTMENTS = ("fdr_bh", "holm", "bonferroni")
-_MISSING = "(missing)"
+_MISSING = MISSING  # one label everywhere (crosssell.data)
 _NONE_YET = "(none yet)"
 
 

@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from . import engine, stats
-from .data import CrossSellData, _suggest
+from .data import MISSING, CrossSellData, _suggest
 from .errors import ColumnNotFoundError, ParameterError, PeriodError
 from .metrics import (
     PERIOD_CODES,
@@ -80,7 +80,7 @@ DERIVED = ("tenure_band", "cohort")
 TENURE_BANDS = (3, 6, 12, 24)
 COHORT_METRICS = ("ratio", "multi_product_rate", "active_customers", "retention")
 DECOMPOSITIONS = ("three-way", "shapley")
-MISSING = "(missing)"
+
 NOT_IN_CATALOG = "(not in catalog)"
 MIN_CUSTOMERS = 30
 

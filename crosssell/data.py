@@ -36,6 +36,7 @@ import difflib
 import gzip
 import hashlib
 import os
+import string
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -99,6 +100,8 @@ _TRUE = ("true", "t", "yes", "y", "1")
 _FALSE = ("false", "f", "no", "n", "0")
 _SCORE_RANGE = {"csat": (1, 5), "nps": (0, 10)}
 MAX_EXAMPLES = 5
+#: the segment value of customers whose (text) attribute is empty
+MISSING = "(missing)"
 
 
 # --------------------------------------------------------------------------------------------
@@ -277,6 +280,7 @@ def load(
     memory_limit: str | None = None,
     temp_directory: str | os.PathLike | None = None,
     materialize: bool | None = None,
+    mapping: str | os.PathLike | dict | None = None,
 ) -> CrossSellData:
     """Read a folder of ``customers``, ``purchases`` and optional ``surveys`` and ``products``.
 
@@ -303,6 +307,10 @@ def load(
     materialize : bool, optional
         Store the validated tables in the engine (default: yes for CSV and frames in DuckDB;
         Parquet stays lazy and is read where it lies).
+    mapping : YAML path or dict, optional
+        Read another shape through an adapter (``wide``, ``counts``, ``transactions``) named in
+        a mapping file such as ``data/examples/telco.yml``; ``path`` is then the file or its
+        folder.  See :mod:`crosssell.adapters`.
 
     Returns
     -------
@@ -320,6 +328,12 @@ def load(
     >>> data.attributes
     ('plan', 'region', 'channel')
     """
+    if mapping is not None:
+        from .adapters import load_mapped  # adapters builds on this module
+
+        return load_mapped(path, mapping, columns=columns, reference_date=reference_date,
+                           on_orphans=on_orphans, con=con, memory_limit=memory_limit,
+                           temp_directory=temp_directory, materialize=materialize)
     files = _find_files(path)
     con = engine.connect(con, memory_limit=memory_limit, temp_directory=temp_directory)
     mapping = _split_mapping(columns)
@@ -594,7 +608,10 @@ def _parse(expr: ir.Table, name: str, kind: str) -> ir.Value:
     c = expr[name]
     t = c.type()
     if kind == "id":
-        return c.cast("string").strip()
+        # text IDs are trimmed; _typed drops the trim when no value needs it (a faster scan)
+        return c.strip() if t.is_string() else c.cast("string")
+    if kind == "date" and t.is_date():
+        return c  # already a date (Parquet, frames): nothing to parse
     if kind in ("date", "timestamp"):
         if t.is_string():
             s = c.strip()
@@ -618,10 +635,35 @@ def _parse(expr: ir.Table, name: str, kind: str) -> ir.Value:
     return c.cast("string")
 
 
+def _already_typed(t, kind: str) -> bool:
+    """True when a column's type already is the contract's kind, so no value can fail to parse."""
+    if kind in ("date", "timestamp"):
+        return t.is_date() or t.is_timestamp()
+    if kind == "number":
+        return t.is_numeric()
+    if kind == "bool":
+        return t.is_boolean()
+    return False
+
+
+def _maybe_padded(c: ir.StringValue) -> ir.BooleanValue:
+    """A cheap superset of the text values that ``strip()`` would change.
+
+    Whitespace at the start makes the first character's code 32 or less; at the end, the value
+    ends with one of ``string.whitespace``.  Testing that costs a fraction of trimming every
+    value (which, on millions of IDs, costs more than the metric queries themselves).
+    """
+    maybe = c.ascii_str() <= 32
+    for ch in string.whitespace:
+        maybe = maybe | c.endswith(ch)
+    return maybe
+
+
 def _blank(c: ir.Value) -> ir.BooleanValue:
-    """True where a raw value is missing (NULL or an empty string)."""
+    """True where a raw value is missing (NULL, empty or only whitespace)."""
     if c.type().is_string():
-        return c.isnull() | (c.strip() == "")
+        # only the candidates are trimmed; any other value is blank only when it is ""
+        return c.isnull() | ibis.ifelse(_maybe_padded(c), c.strip() == "", c == "")
     return c.isnull()
 
 
@@ -638,22 +680,43 @@ def _typed(table: str, expr: ir.Table, col: _Collector, sums: dict) -> ir.Table:
     contract = CONTRACT[table]
     typed = {}
     checks = {}
+    exact = {}  # text ID -> its exact checks, for when the cheap ones find candidates
     for name, (kind, required) in contract.items():
         if name not in expr.columns:
             continue
         raw = expr[name]
         value = _parse(expr, name, kind)
         typed[name] = value
-        if kind in ("date", "timestamp", "number", "bool"):
+        if kind in ("date", "timestamp", "number", "bool") and not _already_typed(raw.type(), kind):
             checks[f"bad_{name}"] = (~_blank(raw)) & value.isnull()
-        if required or kind == "id":
+        if kind == "id" and raw.type().is_string():
+            # a cheap first pass: NULL-or-"" is exact unless a value has whitespace to trim, and
+            # the candidates for that are counted; only if there are any is the column checked
+            # again with the (slow, on millions of IDs) trim
+            checks[f"null_{name}"] = raw.isnull() | (raw == "")
+            checks[f"pad_{name}"] = _maybe_padded(raw)
+            exact[name] = {f"null_{name}": _blank(raw), f"pad_{name}": raw != raw.strip()}
+        elif required or kind == "id":
             checks[f"null_{name}"] = _blank(raw)
     attrs = [c for c in expr.columns if c not in contract]
-    checked = expr.mutate(**{f"__{k}": v for k, v in checks.items()})
-    aggs = {"__rows": checked.count()}
-    aggs.update({k: ibis.ifelse(checked[f"__{k}"], 1, 0).sum() for k in checks})
-    counts = engine.execute(checked.aggregate(**aggs)).iloc[0].fillna(0).astype(int).to_dict()
+
+    def count(checks):
+        checked = expr.mutate(**{f"__{k}": v for k, v in checks.items()})
+        aggs = {"__rows": checked.count()}
+        aggs.update({k: ibis.ifelse(checked[f"__{k}"], 1, 0).sum() for k in checks})
+        return checked, engine.execute(checked.aggregate(**aggs)).iloc[0].fillna(0).astype(int).to_dict()
+
+    checked, counts = count(checks)
+    redo = {k: v for name, e in exact.items() if counts[f"pad_{name}"] for k, v in e.items()}
+    if redo:
+        checks.update(redo)
+        checked, counts = count(checks)
     sums["rows_read"] = counts.pop("__rows")
+    for name in exact:
+        # no ID has whitespace to trim: use the column as it is, so that no later query trims
+        # millions of strings (the values are identical)
+        if not counts.pop(f"pad_{name}"):
+            typed[name] = expr[name]
     what = {"date": "a date", "timestamp": "a date or timestamp", "number": "a number",
             "bool": "true/false (true, false, yes, no, 1, 0)"}
     for key, n in counts.items():
@@ -772,6 +835,8 @@ def _build(
         prods = prods.mutate(is_base=prods.is_base.fill_null(False))
 
     attrs = tuple(c for c in cust.columns if c not in CONTRACT["customers"])
+    # an empty text attribute is a segment of its own, never a customer lost from a by= table
+    cust = cust.mutate(**{a: cust[a].fill_null(MISSING) for a in attrs if cust[a].type().is_string()})
     for a in attrs:
         if a in RESERVED:
             col.add("customers", a, f"attribute name {a!r} is reserved for results; rename it", 0)
@@ -781,8 +846,10 @@ def _build(
 
     tables = {"customers": cust, "purchases": purch, "surveys": surv, "products": prods}
     if materialize:
+        # DuckDB: a temp table; other backends (Spark has no temp tables): Ibis's cache
         tables = {
-            k: (None if v is None else con.create_table(engine.unique_name(k), v, temp=True))
+            k: (None if v is None else con.create_table(engine.unique_name(k), v, temp=True)
+                if engine.backend_name(con) == "duckdb" else v.cache())
             for k, v in tables.items()
         }
     for p in col.problems:

@@ -985,3 +985,193 @@ def rmst(times: Any, survival: Any, tau: Any) -> Any:
     area = cum[j] + (h - knots[j]) * levels[j]
     area = np.where(np.isnan(h), np.nan, area)
     return _out(area.reshape(horizon.shape), index)
+
+
+# --------------------------------------------------------------------------------------------
+# change between two overlapping groups (appended by the cohorts module)
+# --------------------------------------------------------------------------------------------
+
+
+def overlap_difference_interval(
+    *,
+    n1: Any,
+    sum_y1: Any,
+    sum_yy1: Any,
+    n2: Any,
+    sum_y2: Any,
+    sum_yy2: Any,
+    n_both: Any,
+    sum_y1_both: Any,
+    sum_y2_both: Any,
+    sum_y1y2_both: Any,
+    ci: float = 0.95,
+) -> dict[str, Any]:
+    """Delta-method interval for ``mean2 − mean1`` when the two groups share customers.
+
+    Two consecutive periods hold mostly the same customers, and a customer's products this
+    quarter are strongly correlated with last quarter's, so treating the periods as independent
+    (:func:`difference_interval`) makes the change's interval far too wide.  The covariance of
+    the two means only needs moments over the customers in both groups, which the engine
+    computes with one self-join; customer-level rows never leave it.
+
+    Parameters
+    ----------
+    n1, sum_y1, sum_yy1 : int/float, array-like or Series
+        Customers, ``Σy`` and ``Σy²`` of the first group (e.g. last quarter).
+    n2, sum_y2, sum_yy2 : int/float, array-like or Series
+        The same for the second group (this quarter).
+    n_both : int, array-like or Series
+        Customers in both groups.
+    sum_y1_both, sum_y2_both, sum_y1y2_both : float, array-like or Series
+        Over those shared customers: ``Σy₁``, ``Σy₂`` and ``Σy₁y₂``.
+    ci : float, default 0.95
+        Confidence level, strictly between 0 and 1.
+
+    Returns
+    -------
+    dict
+        ``estimate`` (``mean2 − mean1``), ``se``, ``low``, ``high`` (normal), ``p_value``
+        (two-sided) and ``excludes_zero`` — the same keys as :func:`difference_interval`.  NaN
+        where a group has fewer than 2 customers.
+
+    Raises
+    ------
+    ParameterError
+        If ``ci`` is not in (0, 1), a count or a sum of squares is negative, or more customers
+        are shared than either group has.
+
+    Notes
+    -----
+    ``Var(ȳ₂ − ȳ₁) = se₁² + se₂² − 2 Cov`` with ``se`` as in :func:`mean_from_moments` and
+    ``Cov = Σ_both (y₁ − ȳ₁)(y₂ − ȳ₂) / √(n₁(n₁−1) n₂(n₂−1))`` (the linearisation of the two
+    means over the shared customers).  The denominator is chosen so that two identical groups
+    give the paired-difference standard error exactly (``s_d / √n``) and disjoint groups give
+    :func:`difference_interval` exactly.  The sampling model is i.i.d. customers, each with a
+    membership and a value in both groups.
+
+    Examples
+    --------
+    >>> # the same 3 customers in both periods, each gaining one product: the change is certain
+    >>> r = overlap_difference_interval(n1=3, sum_y1=3, sum_yy1=5, n2=3, sum_y2=6, sum_yy2=14,
+    ...     n_both=3, sum_y1_both=3, sum_y2_both=6, sum_y1y2_both=8)
+    >>> r["estimate"], round(r["se"], 12)
+    (1.0, 0.0)
+    """
+    ci = _check_ci(ci)
+    arrays, index = _broadcast(
+        n1=n1, sum_y1=sum_y1, sum_yy1=sum_yy1, n2=n2, sum_y2=sum_y2, sum_yy2=sum_yy2,
+        n_both=n_both, sum_y1_both=sum_y1_both, sum_y2_both=sum_y2_both,
+        sum_y1y2_both=sum_y1y2_both,
+    )
+    a1, s1, ss1, a2, s2, ss2, ab, sb1, sb2, sb12 = arrays
+    _check_nonnegative(n1=a1, n2=a2, n_both=ab, sum_yy1=ss1, sum_yy2=ss2)
+    _check_not_above(ab, a1, "n_both", "n1")
+    _check_not_above(ab, a2, "n_both", "n2")
+    m1 = mean_from_moments(n=a1, sum_y=s1, sum_yy=ss1, ci=ci)
+    m2 = mean_from_moments(n=a2, sum_y=s2, sum_yy=ss2, ci=ci)
+    mean1, se1 = np.asarray(m1["estimate"], float), np.asarray(m1["se"], float)
+    mean2, se2 = np.asarray(m2["estimate"], float), np.asarray(m2["se"], float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cross = sb12 - mean1 * sb2 - mean2 * sb1 + mean1 * mean2 * ab
+        cov = np.where(ab > 0, cross / np.sqrt(a1 * (a1 - 1.0) * a2 * (a2 - 1.0)), 0.0)
+    scale = se1 * se1 + se2 * se2
+    var = scale - 2.0 * cov
+    # a variance within rounding of zero relative to its parts is zero (identical groups), not
+    # the 1e-8 standard error that the square root of a 1e-16 residue would give
+    var = np.where(var < 1e-12 * scale, 0.0, var)
+    se = np.sqrt(var)
+    diff = mean2 - mean1
+    z = z_value(ci)
+    low, high = diff - z * se, diff + z * se
+    with np.errstate(divide="ignore", invalid="ignore"):
+        zstat = np.abs(diff) / se
+    p = np.where(np.isnan(zstat), np.nan, 2.0 * _sps.norm.sf(zstat))
+    excludes = (low > 0) | (high < 0)
+    return {
+        "estimate": _out(diff, index),
+        "se": _out(se, index),
+        "low": _out(low, index),
+        "high": _out(high, index),
+        "p_value": _out(p, index),
+        "excludes_zero": _out(excludes, index),
+    }
+
+
+__all__.append("overlap_difference_interval")
+
+
+# --------------------------------------------------------------------------------------------
+# risk ratio (appended for crosssell.outcomes)
+# --------------------------------------------------------------------------------------------
+
+
+def risk_ratio_interval(
+    events1: Any, n1: Any, events0: Any, n0: Any, *, ci: float = 0.95
+) -> dict[str, Any]:
+    """Ratio of two proportions, ``(events1/n1) / (events0/n0)``, with the Katz log interval.
+
+    Used to compare churn rates of two independent groups of customers (a tier against the
+    reference tier) on the ratio scale, beside hazard ratios.
+
+    Parameters
+    ----------
+    events1, n1 : int, array-like or Series
+        Events and customers of the compared group(s).
+    events0, n0 : int, array-like or Series
+        Events and customers of the reference group; broadcast against the others.
+    ci : float, default 0.95
+        Confidence level, strictly between 0 and 1.
+
+    Returns
+    -------
+    dict
+        ``estimate``, ``se_log`` (standard error of the log ratio), ``low``, ``high`` and
+        ``p_value`` (two-sided Wald test of a ratio of 1 on the log scale).  The estimate is NaN
+        where a group is empty or the reference has no events; the interval and p-value are
+        NaN where either group has no events (the log ratio is then unbounded).
+
+    Raises
+    ------
+    ParameterError
+        If ``ci`` is not in (0, 1), a count is negative or events exceed customers.
+
+    Notes
+    -----
+    Katz et al. (1978): ``se(log RR) = √(1/a − 1/n1 + 1/c − 1/n0)`` and ``RR·exp(±z·se)``; the
+    same interval as ``statsmodels.stats.contingency_tables.Table2x2.riskratio_confint``.
+
+    Examples
+    --------
+    >>> r = risk_ratio_interval(10, 100, 5, 100)   # 10 % against 5 %
+    >>> r["estimate"], round(r["se_log"], 4)
+    (2.0, 0.5292)
+    """
+    z = z_value(ci)
+    (a, n_1, c, n_0), index = _broadcast(events1=events1, n1=n1, events0=events0, n0=n0)
+    _check_nonnegative(events1=a, n1=n_1, events0=c, n0=n_0)
+    _check_not_above(a, n_1, "events1", "n1")
+    _check_not_above(c, n_0, "events0", "n0")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p1 = np.where(n_1 > 0, a / n_1, np.nan)
+        p0 = np.where(n_0 > 0, c / n_0, np.nan)
+        rr = np.where(p0 > 0, p1 / p0, np.nan)
+        ok = (a > 0) & (c > 0)
+        var = np.where(ok, 1.0 / a - 1.0 / n_1 + 1.0 / c - 1.0 / n_0, np.nan)
+    var = np.where(var < 0, 0.0, var)  # 0 when both groups churn entirely; negative only by rounding
+    se = np.sqrt(var)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        low = rr * np.exp(-z * se)
+        high = rr * np.exp(z * se)
+        zstat = np.abs(np.log(rr)) / se
+    p = np.where(np.isnan(zstat), np.nan, 2.0 * _sps.norm.sf(zstat))
+    p = np.where(ok & (se == 0) & (rr == 1), 1.0, p)
+    return {
+        "estimate": _out(rr, index),
+        "se_log": _out(se, index),
+        "low": _out(low, index),
+        "high": _out(high, index),
+        "p_value": _out(p, index),
+    }
+
+
+__all__.append("risk_ratio_interval")

@@ -290,3 +290,13 @@ def test_where_filters_a_segment(toy):
     assert res.attrs["definition"]["filters"] == {"plan": "Pro"}
     with pytest.raises(ColumnNotFoundError, match="attributes are: plan"):
         toy.where(tier="x")
+
+
+def test_customers_with_an_empty_attribute_form_their_own_segment():
+    customers = CUSTOMERS.assign(plan=["Pro", None, "Pro", "Basic"])  # B has no plan
+    data = cs.from_frames(customers=customers, purchases=PURCHASES, products=PRODUCTS, reference_date="2024-03-31")
+    res = cs.cross_sell_ratio(data, by="plan")
+    got = {r.plan: (r.numerator, r.denominator) for r in res.itertuples()}
+    # all time: Pro A, C (4 pairs), Basic D (0), "(missing)" B (B-X; B-Z was returned): nobody lost
+    assert got == {"(missing)": (1, 1), "Basic": (0, 1), "Pro": (4, 2)}
+    assert res["denominator"].sum() == cs.cross_sell_ratio(data)["denominator"].item()
