@@ -279,7 +279,6 @@ def _numerator_rows(data, defn: Definition, ptab: ir.Table, single: bool, prod_b
             p = p.mutate(__pstart=p.purchased_at.truncate(unit).cast("date"))
             rows = p.group_by(["__pstart", "customer_id", "product_id"]).aggregate(q=p.quantity.sum())
             rows = rows.join(ptab, "__pstart").select("__pidx", "customer_id", "product_id", "q")
-        rows = rows.semi_join(kept, ["customer_id", "product_id"])
     else:
         # held at the period's end: purchased before it, not cancelled by it, by a customer
         # whose relationship is still open then (a churned customer holds nothing)
@@ -294,6 +293,9 @@ def _numerator_rows(data, defn: Definition, ptab: ir.Table, single: bool, prod_b
             ],
         )
         rows = j.group_by(["__pidx", "customer_id", "product_id"]).aggregate(q=j.quantity.sum())
+    # a pair fully returned by the reference date never counts, sold or held (e.g. bought in
+    # March, returned in April: not held at the end of March either)
+    rows = rows.semi_join(kept, ["customer_id", "product_id"])
     if defn.count == "distinct":
         rows = rows.filter(rows.q > 0).mutate(v=ibis.literal(1.0))
     else:
@@ -446,6 +448,7 @@ def cross_sell_ratio(
     exclude=None,
     start=None,
     end=None,
+    min_customers: int | None = None,
 ) -> pd.DataFrame:
     """The cross-sell ratio, per period and segment, under an explicit definition.
 
@@ -467,13 +470,17 @@ def cross_sell_ratio(
         Products that do not count (catalog ``is_base`` products never count).
     start, end : date-like, optional
         Keep only the periods that overlap ``[start, end]``.
+    min_customers : int, optional
+        Add a ``small_segment`` column flagging groups with fewer customers (they are flagged,
+        never hidden).
 
     Returns
     -------
     DataFrame
         ``period`` and ``complete`` (when ``period`` is given), one column per ``by``,
-        ``numerator``, ``denominator``, ``ratio``.  A group with no customers has denominator 0
-        and ratio NaN.  ``attrs["definition"]`` holds the definition.
+        ``numerator``, ``denominator``, ``ratio`` (and ``small_segment`` with
+        ``min_customers``).  A group with no customers has denominator 0 and ratio NaN.
+        ``attrs["definition"]`` holds the definition.
 
     Examples
     --------
@@ -517,7 +524,12 @@ def cross_sell_ratio(
     lead = ["period", "complete"] if period is not None else []
     res = res[[*lead, *group_cols, "numerator", "denominator", "ratio"]]
     res = res.sort_values([*lead[:1], *group_cols], kind="stable")
-    return _finish(res, data, defn)
+    if min_customers is None:
+        return _finish(res, data, defn)
+    if isinstance(min_customers, bool) or not isinstance(min_customers, int | np.integer) or min_customers < 0:
+        raise ParameterError(f"min_customers must be a non-negative integer, not {min_customers!r}")
+    res["small_segment"] = res["denominator"] < int(min_customers)
+    return _finish(res, data, defn, min_customers=int(min_customers))
 
 
 def product_distribution(
@@ -644,17 +656,24 @@ def penetration(
         raise ParameterError("penetration is already per product; group by customer attributes only")
     frame = periods(data, period, start=start, end=end)
     ptab = _periods_table(frame)
-    num = _numerator_rows(data, defn, ptab, period is None, [])
     pop = _population(data, defn, ptab, cust_by)
     keys = ["__pidx", *cust_by]
-    n = num.join(pop.select("__pidx", "customer_id", *cust_by), ["__pidx", "customer_id"])
-    holders = engine.execute(n.group_by([*keys, "product_id"]).aggregate(customers=n.customer_id.nunique()))
-    size = engine.execute(pop.group_by(keys).aggregate(population=pop.count()))
-    # customers holding anything at all (base products included), for the attach rate
+    # one pass over the purchases: every counted pair of the population, base products and
+    # ``exclude`` included (the rules are per pair, so leaving products out before or after is
+    # the same); per product it gives the holders, and any product at all makes the customer
+    # an "owner", the attach rate's denominator
     anyp = Definition(basis, "distinct", customers, period, ())
-    every = _numerator_rows(data, anyp, ptab, period is None, [], base=True).select("__pidx", "customer_id").distinct()
-    owners = pop.semi_join(every, ["__pidx", "customer_id"])
-    owners = engine.execute(owners.group_by(keys).aggregate(owners=owners.count()))
+    every = _numerator_rows(data, anyp, ptab, period is None, [], base=True)
+    n = every.join(pop.select("__pidx", "customer_id", *cust_by), ["__pidx", "customer_id"])
+    per_product = n.group_by([*keys, "product_id"]).aggregate(customers=n.customer_id.nunique())
+    per_group = n.group_by(keys).aggregate(customers=n.customer_id.nunique())
+    per_group = per_group.mutate(product_id=ibis.null("string")).select(*keys, "product_id", "customers")
+    both = engine.execute(per_product.union(per_group, distinct=False))
+    whole = both["product_id"].isna()
+    owners = both[whole].drop(columns="product_id").rename(columns={"customers": "owners"})
+    not_counted = set(data.base_products()) | set(defn.exclude)
+    holders = both[~whole & ~both["product_id"].isin(not_counted)]
+    size = engine.execute(pop.group_by(keys).aggregate(population=pop.count()))
     res = holders.merge(size, on=keys, how="left").merge(owners, on=keys, how="left")
     res["owners"] = res["owners"].fillna(0)
     res["customers"] = res["customers"].astype("int64")
