@@ -25,8 +25,8 @@ browser: ## install Debian's chromium for the browser tests (needs root or sudo)
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-report: $(STAMP) ## render the reports of the bundled sample into reports/
-	$(VENV)/bin/crosssell metrics data/sample --period Q
+report: $(STAMP) ## render the main report of the bundled sample into reports/
+	$(VENV)/bin/crosssell report cross_sell_report --data data/sample --out reports
 
 test: $(STAMP) browser ## run every test (unit, property, notebooks, CLI, browser, Spark)
 	$(PY) -m pytest $(PYTEST_ARGS)

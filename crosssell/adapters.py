@@ -227,6 +227,15 @@ def from_wide(
     rows = _stage(con, t.select(*_unique([*attrs, *[s["column"] for s in specs], tenure, signup_date, churn,
                                           churn_date]), **derived))
     _run_checks(rows, checks, label)
+    held_any = engine.execute(rows.aggregate(
+        n=ibis.greatest(*[ibis.ifelse(rows[f"__has{i}"], 1, 0) for i in range(len(specs))]).max()
+        if len(specs) > 1 else ibis.ifelse(rows["__has0"], 1, 0).max()
+    ))["n"].iloc[0]
+    if not held_any:
+        raise DataValidationError(
+            [Problem("purchases", None, "no product column has a 'yes' value: no customer holds a product",
+                     examples=tuple(s["column"] for s in specs))], source=label
+        )
 
     customers = _customers_select(rows, attrs)
     parts = [
@@ -351,7 +360,11 @@ attributes, reference_date, yes, no, file, con, materialize
 
     customers = _customers_select(rows, attrs)
     top = engine.execute(rows.aggregate(top=rows["__n"].max()))["top"].iloc[0]
-    top = max(int(top) if pd.notna(top) else 0, 1)
+    top = int(top) if pd.notna(top) else 0
+    if top == 0:
+        raise DataValidationError(
+            [Problem("purchases", count, "every product count is 0: no customer holds a product")], source=label
+        )
     slots = _catalog(con, pd.DataFrame({"__slot": range(1, top + 1)}))
     j = rows.select("__cid", "__signup", "__n").cross_join(slots)
     j = j.filter(j["__slot"] <= j["__n"])
@@ -665,6 +678,8 @@ def read_mapping(mapping: str | os.PathLike | dict) -> dict:
     if not isinstance(spec, dict):
         raise ParameterError(f"{where} must hold a mapping of option: value, not {type(spec).__name__}")
     spec = _yaml_keys(spec)
+    if isinstance(spec.get("products"), dict):
+        spec["products"] = {k: _yaml_keys(v) if isinstance(v, dict) else v for k, v in spec["products"].items()}
     kind = spec.get("adapter")
     if kind not in ADAPTERS:
         raise ParameterError(
@@ -943,7 +958,7 @@ def _check_columns(t: ir.Table, named: list[tuple[str, str]], label: str) -> Non
 
 
 def _examples(t: ir.Table, condition, column: str) -> list:
-    sel = t.filter(condition).select(column).distinct().limit(MAX_EXAMPLES)
+    sel = t.filter(condition).select(column).distinct().order_by(column).limit(MAX_EXAMPLES)  # stable examples
     return engine.execute(sel)[column].tolist()
 
 

@@ -262,7 +262,10 @@ def _counted(data: CrossSellData, exclude: tuple[str, ...], *, base: bool = Fals
 def _numerator_rows(data, defn: Definition, ptab: ir.Table, single: bool, prod_by: list[str], *, base=False):
     """One row per (period, customer, product) that counts, with its value ``v``.
 
-    ``v`` is 1 for distinct counting, the (net) quantity for units.
+    ``v`` is 1 for distinct counting, the (net) quantity for units.  The rows count only for
+    the customers of the definition's population (callers restrict them to it): with
+    ``basis="held"`` and ``customers="active"`` that population is what makes a churned
+    customer hold nothing.
     """
     p = _counted(data, defn.exclude, base=base)
     net = p.group_by(["customer_id", "product_id"]).aggregate(__net=p.quantity.sum())
@@ -282,16 +285,20 @@ def _numerator_rows(data, defn: Definition, ptab: ir.Table, single: bool, prod_b
     else:
         # held at the period's end: purchased before it, not cancelled by it, by a customer
         # whose relationship is still open then (a churned customer holds nothing)
-        c = data.customers.select("customer_id", __churn=data.customers.churn_date)
-        p = p.join(c, "customer_id")
-        j = p.join(
-            ptab,
-            [
-                p.purchased_at < ptab["__pend"].cast("timestamp"),
-                p.ended_at.isnull() | (p.ended_at >= ptab["__pend"]),
-                p["__churn"].isnull() | (p["__churn"] >= ptab["__pend"]),
-            ],
-        )
+        open_at_end = defn.customers != "active"
+        if open_at_end:
+            # the "active" population already is the customers open at the period's end, and
+            # the rows only count for customers of the population: there the join would change
+            # nothing (and it costs a join of every purchase with its customer)
+            c = data.customers.select("customer_id", __churn=data.customers.churn_date)
+            p = p.join(c, "customer_id")
+        conditions = [
+            p.purchased_at < ptab["__pend"].cast("timestamp"),
+            p.ended_at.isnull() | (p.ended_at >= ptab["__pend"]),
+        ]
+        if open_at_end:
+            conditions.append(p["__churn"].isnull() | (p["__churn"] >= ptab["__pend"]))
+        j = p.join(ptab, conditions)
         rows = j.group_by(["__pidx", "customer_id", "product_id"]).aggregate(q=j.quantity.sum())
     # a pair fully returned by the reference date never counts, sold or held (e.g. bought in
     # March, returned in April: not held at the end of March either)
