@@ -78,28 +78,6 @@ _DATA_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
 MAX_EXAMPLES = 5
 
 
-def _fix_spark_strip() -> None:
-    """Make ``StringValue.strip()`` safe on Spark.
-
-    Ibis 12 compiles ``strip()`` to ``TRIM(' \\t\\n\\r\\v\\f' FROM x)``; Spark SQL reads ``\\v`` and
-    ``\\f`` in a string literal as the *letters* v and f, so every strip (IDs, yes/no values,
-    booleans) silently cut leading and trailing "f" and "v": ``"false"`` became ``"alse"`` and a
-    customer ``"jeff"`` became ``"je"``.  Spark's own regex ``\\s`` is the same whitespace set.
-    """
-    try:
-        from ibis.backends.sql.compilers.pyspark import PySparkCompiler
-    except ImportError:  # pragma: no cover - the compiler ships with ibis itself
-        return
-
-    def visit_Strip(self, op, *, arg):
-        return self.f.regexp_replace(arg, r"^\s+|\s+$", "")
-
-    PySparkCompiler.visit_Strip = visit_Strip
-
-
-_fix_spark_strip()
-
-
 @ibis.udf.scalar.builtin(name="try_strptime")
 def _try_strptime(value: str, fmt: str) -> dt.datetime:  # DuckDB's NULL-on-failure strptime
     ...
@@ -830,7 +808,7 @@ def connect_spark(
             "(Spark 4 needs Java 17 or 21) and JAVA_HOME"
         ) from exc
     try:
-        return ibis.pyspark.connect(session)
+        return engine.prepare(ibis.pyspark.connect(session))
     except Exception as exc:
         raise EngineError(f"Spark started but Ibis could not connect to it: {exc}") from exc
 

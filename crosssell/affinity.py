@@ -69,7 +69,6 @@ __all__ = [
 
 BASES = {"held": "held", "sold": "sold", "ever": "sold"}
 ADJUSTMENTS = ("fdr_bh", "holm", "bonferroni")
-_MISSING = MISSING  # one label everywhere (crosssell.data)
 _NONE_YET = "(none yet)"
 
 
@@ -163,7 +162,7 @@ class _Ownership:
 
 def _segment_expr(table, cols):
     """Segment columns as text with a visible label for missing values (join keys stay total)."""
-    return {c: table[c].cast("string").fill_null(_MISSING) for c in cols}
+    return {c: table[c].cast("string").fill_null(MISSING) for c in cols}
 
 
 def _ownership(

@@ -748,6 +748,7 @@ def _build(
 ) -> CrossSellData:
     if on_orphans not in ("error", "drop"):
         raise ParameterError(f"on_orphans must be 'error' or 'drop', not {on_orphans!r}")
+    engine.prepare(con)
     col = _Collector()
 
     # 1. mapping: every name it maps from must be a column of some table
@@ -792,7 +793,7 @@ def _build(
                 int(dup_counts["rows"].iloc[0]), ex)
     if "churn_date" in cust.columns:
         bad = cust.churn_date < cust.signup_date
-        n = int(engine.execute(cust.aggregate(n=ibis.ifelse(bad, 1, 0).sum()))["n"].iloc[0] or 0)
+        n = _count(cust, bad)
         if n:
             col.add("customers", "churn_date", "churn date before signup date", n,
                     _examples(cust, bad, "customer_id"))
@@ -809,7 +810,7 @@ def _build(
                     dups["product_id"].tolist())
     if "ended_at" in purch.columns:
         bad = purch.ended_at < purch.purchased_at.cast("date")
-        n = int(engine.execute(purch.aggregate(n=ibis.ifelse(bad, 1, 0).sum()))["n"].iloc[0] or 0)
+        n = _count(purch, bad)
         if n:
             col.add("purchases", "ended_at", "cancelled (ended_at) before it was purchased", n,
                     _examples(purch, bad, "customer_id"))
@@ -876,7 +877,7 @@ def _check_surveys(surv: ir.Table, col: _Collector) -> ir.Table:
         kind = surv.kind.strip().lower()
         surv = surv.mutate(kind=kind)
         bad = surv.kind.notnull() & ~surv.kind.isin(list(_SCORE_RANGE))
-        n = int(engine.execute(surv.aggregate(n=ibis.ifelse(bad, 1, 0).sum()))["n"].iloc[0] or 0)
+        n = _count(surv, bad)
         if n:
             col.add("surveys", "kind", "kind must be 'csat' or 'nps'", n, _examples(surv, bad, "kind"))
     else:
@@ -888,7 +889,7 @@ def _check_surveys(surv: ir.Table, col: _Collector) -> ir.Table:
         *[((surv.kind == k) & ((surv.score < lo) | (surv.score > hi)), True) for k, (lo, hi) in _SCORE_RANGE.items()],
         else_=False,
     )
-    n = int(engine.execute(surv.aggregate(n=ibis.ifelse(rng, 1, 0).sum()))["n"].iloc[0] or 0)
+    n = _count(surv, rng)
     if n:
         col.add("surveys", "score", "scores out of range (csat 1-5, nps 0-10)", n, _examples(surv, rng, "score"))
     return surv
@@ -994,5 +995,6 @@ def _apply_reference(ref: pd.Timestamp, cust, purch, surv, col: _Collector):
 
 
 def _count(expr: ir.Table, condition) -> int:
+    """How many rows of ``expr`` meet ``condition`` (NULL counts as no)."""
     value = engine.execute(expr.aggregate(n=ibis.ifelse(condition, 1, 0).sum()))["n"].iloc[0]
     return int(value) if pd.notna(value) else 0

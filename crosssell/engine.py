@@ -18,7 +18,7 @@ import pandas as pd
 
 from .errors import EngineError, ParameterError
 
-__all__ = ["connect", "backend_name", "execute", "unique_name"]
+__all__ = ["connect", "backend_name", "execute", "prepare", "unique_name"]
 
 _names = itertools.count()
 
@@ -62,7 +62,7 @@ def connect(
                 "memory_limit, temp_directory and threads configure the default DuckDB engine; "
                 "set them on your own connection instead"
             )
-        return backend
+        return prepare(backend)
     config: dict[str, Any] = {}
     if memory_limit:
         config["memory_limit"] = str(memory_limit)
@@ -101,3 +101,31 @@ def execute(expr, con=None) -> pd.DataFrame:
         if dtype.is_date() or dtype.is_timestamp():
             frame[name] = pd.to_datetime(frame[name])
     return frame
+
+
+def prepare(con):
+    """Apply the backend-specific fixes crosssell needs before it runs anything in ``con``.
+
+    Every load passes through here (``data._build``), so a fix lives in one place whichever
+    way the connection was made.
+    """
+    if backend_name(con) == "pyspark":
+        _fix_spark_strip()
+    return con
+
+
+def _fix_spark_strip() -> None:
+    """Make ``StringValue.strip()`` safe on Spark.
+
+    Ibis 12 compiles ``strip()`` to ``TRIM(' \\t\\n\\r\\v\\f' FROM x)``; Spark SQL reads ``\\v`` and
+    ``\\f`` in a string literal as the *letters* v and f, so every strip (IDs, yes/no values,
+    booleans) silently cut leading and trailing "f" and "v": ``"false"`` became ``"alse"`` and a
+    customer ``"jeff"`` became ``"je"``.  Spark's own regex ``\\s`` is the same whitespace set.
+    Imported only when a Spark connection is used.
+    """
+    from ibis.backends.sql.compilers.pyspark import PySparkCompiler
+
+    def visit_Strip(self, op, *, arg):
+        return self.f.regexp_replace(arg, r"^\s+|\s+$", "")
+
+    PySparkCompiler.visit_Strip = visit_Strip

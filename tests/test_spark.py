@@ -148,7 +148,7 @@ def test_metric_on_spark_equals_duckdb(spark_sample, duck_sample, metric, kwargs
 
 def test_strip_keeps_the_letters_f_and_v_on_spark(spark_con):
     # Ibis 12 trims "' \\t\\n\\r\\v\\f'", which Spark reads as the letters v and f: crosssell
-    # patches the compiler (crosssell.adapters._fix_spark_strip); without it "false" -> "alse"
+    # patches the compiler (crosssell.engine._fix_spark_strip); without it "false" -> "alse"
     values = [" jeff\t", "false", "dev ", "v", "\nFive\r"]
     table = spark_con.create_view("strip_check", ibis.memtable({"x": values}), overwrite=True)
     out = engine.execute(table.select(s=table.x.strip()))["s"].tolist()

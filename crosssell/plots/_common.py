@@ -28,16 +28,20 @@ def definition_caption(frame) -> str:
     return "; ".join(bits) + ("." if bits else "")
 
 
-def caption(ax, text: str, *, width: int = 110):
-    """Put a caption under the axes (the definition used, the interval method, ...)."""
+def caption(ax, text: str, *, width: int = 110, min_offset: float = 40.0):
+    """Put a caption under the axes (the definition used, the interval method, ...).
+
+    It goes below whatever the axes draw under themselves — rotated tick labels, the axis
+    label, an at-risk table — so it never overlaps them, and at least ``min_offset`` points
+    below the axes.
+    """
     if not text:
         return ax
-    wrapped = "\n".join(textwrap.wrap(text, width))
-    ax.annotate(
-        wrapped,
+    note = ax.annotate(
+        "\n".join(textwrap.wrap(text, width)),
         xy=(0, 0),
         xycoords="axes fraction",
-        xytext=(0, -40),
+        xytext=(0, -min_offset),
         textcoords="offset points",
         va="top",
         ha="left",
@@ -45,5 +49,13 @@ def caption(ax, text: str, *, width: int = 110):
         color="0.3",
         annotation_clip=False,
     )
-    ax.figure.subplots_adjust(bottom=0.25)
+    fig = ax.figure
+    if fig.subplotpars.bottom < 0.25:
+        fig.subplots_adjust(bottom=0.25)
+    # measure what hangs below the axes without the caption itself, then move it under that
+    note.set_visible(False)
+    tight = ax.get_tightbbox(fig.canvas.get_renderer())
+    note.set_visible(True)
+    below = (ax.bbox.y0 - tight.y0) * 72.0 / fig.dpi + 6.0
+    note.xyann = (0, -max(min_offset, below))
     return ax

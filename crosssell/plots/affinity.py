@@ -8,8 +8,6 @@ hierarchical clustering of their lift rows, which is a layout choice (as in
 
 from __future__ import annotations
 
-import textwrap
-
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -37,16 +35,6 @@ def _require(frame, needed: list[str], what: str, source: str) -> pd.DataFrame:
             f"{what} needs the columns {missing}, which this frame lacks; pass the frame returned by {source}"
         )
     return frame
-
-
-def _caption_below(ax, text: str, *, width: int = 110):
-    """A caption under the x-axis label (so rotated tick labels never run into it)."""
-    if not text:
-        return ax
-    ax.annotate("\n".join(textwrap.wrap(text, width)), xy=(0, 0), xycoords=("axes fraction", ax.xaxis.label),
-                xytext=(0, -8), textcoords="offset points", va="top", ha="left", fontsize=8, color="0.3",
-                annotation_clip=False)
-    return ax
 
 
 def _ownership_text(frame) -> str:
@@ -164,7 +152,7 @@ def lift_heatmap(pairs: pd.DataFrame, *, top: int = 20, segment=None, ax=None, t
     ax.set_title(title or "Which products go together (lift)")
     d = pairs.attrs.get("definition") or {}
     n_cust = int(pairs["customers"].iloc[0]) if "customers" in pairs.columns else None
-    _caption_below(ax, " ".join(filter(None, [
+    caption(ax, " ".join(filter(None, [
         f"Lift = share owning both / (share owning A × share owning B), among {n_cust:,} customers."
         if n_cust else "Lift = P(A and B) / (P(A)·P(B)).",
         _ownership_text(pairs),
@@ -350,7 +338,7 @@ def whitespace_heatmap(frame: pd.DataFrame, *, value: str = "share", top: int = 
     ax.tick_params(axis="x", rotation=45)
     ax.set_title(title or ("Penetration by segment" if value == "share" else "Untapped cross-sell: gap to the best segment"))
     ax.collections[0].colorbar.ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    _caption_below(ax, " ".join(filter(None, [
+    caption(ax, " ".join(filter(None, [
         _ownership_text(frame),
         "Gap = best segment's share − this segment's share; the best segment is chosen among those with "
         f"at least {frame.attrs.get('min_customers', '?')} customers (smaller ones are marked 'small').",
@@ -418,7 +406,7 @@ def recommendation_eval(frame: pd.DataFrame, *, ax=None, title: str | None = Non
     if comp:
         diff = (f"Hit-rate difference (recommender − popularity): {comp['difference']:+.1%} "
                 f"[{comp['low']:+.1%}, {comp['high']:+.1%}], McNemar p = {comp['p_value']:.2g}.")
-    _caption_below(ax, " ".join(filter(None, [
+    caption(ax, " ".join(filter(None, [
         f"Each of {frame.attrs.get('customers', 0):,} customers with two or more products has their "
         f"{d.get('holdout', 'last')} product hidden; both methods recommend {k} products from the rest, "
         "leave-one-out (the customer's own row is not counted).",

@@ -48,22 +48,6 @@ def _freq_word(periods: pd.Series) -> str:
     return _WORD.get(code[:1], "period")
 
 
-def _caption(ax, text: str):
-    """The shared caption, moved below whatever the axes draw under themselves (rotated tick
-    labels, the axis label) so that it never overlaps them."""
-    caption(ax, text)
-    if not text or not ax.texts:
-        return ax
-    note = ax.texts[-1]
-    fig = ax.figure
-    note.set_visible(False)
-    tight = ax.get_tightbbox(fig.canvas.get_renderer())
-    note.set_visible(True)
-    below = (ax.bbox.y0 - tight.y0) * 72.0 / fig.dpi + 6.0
-    note.xyann = (0, -max(40.0, below))
-    return ax
-
-
 def _interval_text(frame: pd.DataFrame) -> str:
     ci = frame.attrs.get("ci")
     return f"{ci:.0%} interval" if ci else "interval"
@@ -143,7 +127,7 @@ def cohort_heatmap(
     mc = frame.attrs.get("min_customers")
     if mc:
         text += f" Hatched: fewer than {mc} customers; blank: no customers."
-    _caption(ax, text)
+    caption(ax, text)
     return ax
 
 
@@ -206,7 +190,7 @@ def maturity_curves(
         text += f" Age: {frame.attrs['age_definition']}."
     if pooled:
         text += f" Band: {_interval_text(frame)} of the pooled curve ({frame.attrs.get('interval_method', '')})."
-    _caption(ax, text)
+    caption(ax, text)
     return ax
 
 
@@ -268,7 +252,7 @@ def trend(frame: pd.DataFrame, *, ax=None, title: str | None = None):
     text += f" Band: {_interval_text(frame)} ({frame.attrs.get('interval_method', 'delta method')})."
     if "change_significant" in frame.columns:
         text += " ▲/▼: the change from the previous period has an interval that excludes zero."
-    _caption(ax, text)
+    caption(ax, text)
     return ax
 
 
@@ -319,5 +303,5 @@ def decomposition(frame: pd.DataFrame, *, ax=None, title: str | None = None):
         if s.get("method", "three-way") == "three-way"
         else " Shapley split: mix and within-group effects weighted by the two periods' averages."
     )
-    _caption(ax, text)
+    caption(ax, text)
     return ax

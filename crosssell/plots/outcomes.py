@@ -7,28 +7,15 @@ the method text in ``attrs``) and computes nothing itself.
 
 from __future__ import annotations
 
-import textwrap
-
 import matplotlib.ticker as mticker
 import numpy as np
 import pandas as pd
 
-from ._common import get_ax
+from ._common import caption, get_ax
 
 __all__ = ["survival_curves", "tier_bars", "forest", "naive_vs_corrected"]
 
 _METHOD_STYLE = {"naive": ("C7", "o"), "landmark": ("C0", "s"), "time-varying": ("C3", "D")}
-
-
-def _note(ax, text: str, *, offset: float = 40, width: int = 110):
-    """A caption ``offset`` points below the axes (room left for tick labels or a table)."""
-    if not text:
-        return ax
-    wrapped = "\n".join(textwrap.wrap(text, width))
-    ax.annotate(wrapped, xy=(0, 0), xycoords="axes fraction", xytext=(0, -offset),
-                textcoords="offset points", va="top", ha="left", fontsize=8, color="0.3",
-                annotation_clip=False)
-    return ax
 
 
 def _plain_log(axis):
@@ -105,7 +92,7 @@ def survival_curves(result, *, ax=None, at_risk: bool = True, tiers=None, title:
     text = (f"{result.method}. Log-rank chi² = {lr['statistic']:.2f} (df {int(lr['df'])}), "
             f"p = {lr['p_value']:.3g}. Bands: {100 * result.attrs.get('ci', 0.95):.0f}% pointwise. "
             f"{result.attrs.get('definition', '')}.")
-    _note(ax, text, offset=(40 + 11 * rows + 6) if rows else 40)
+    caption(ax, text)
     ax.figure.subplots_adjust(bottom=min(0.22 + 0.03 * rows, 0.5), left=0.14)
     return ax
 
@@ -204,7 +191,7 @@ def tier_bars(frame: pd.DataFrame, *, y: str | None = None, ax=None, title: str 
     text = (f"{frame.attrs.get('method', '')}. Error bars: {100 * frame.attrs.get('ci', 0.95):.0f}% "
             f"{interval}; hatched tiers have fewer customers than min_customers. "
             f"{frame.attrs.get('definition', '')}.")
-    _note(ax, text)
+    caption(ax, text)
     ax.figure.subplots_adjust(bottom=0.3)
     return ax
 
@@ -258,7 +245,7 @@ def forest(frame: pd.DataFrame, *, ax=None, title: str | None = None, groups=Non
     text = (f"{frame.attrs.get('method', '')}. {100 * frame.attrs.get('ci', 0.95):.0f}% intervals; "
             f"{frame.attrs.get('customers', '?')} customers, {frame.attrs.get('events', '?')} churned. "
             f"{frame.attrs.get('definition', '')}.")
-    _note(ax, text, width=85)
+    caption(ax, text, width=85)
     ax.figure.subplots_adjust(bottom=0.3, right=0.78, left=0.22)
     return ax
 
@@ -311,6 +298,6 @@ def naive_vs_corrected(frame: pd.DataFrame, *, ax=None, title: str | None = None
     ax.set_ylabel(f"ratio against tier {frame.attrs.get('reference', tiers[0] if tiers else '')} (log scale)")
     ax.set_title(title or "Naive versus tenure-corrected churn comparison")
     ax.legend(fontsize=8)
-    _note(ax, f"{frame.attrs.get('reading', '')} {frame.attrs.get('definition', '')}.")
+    caption(ax, f"{frame.attrs.get('reading', '')} {frame.attrs.get('definition', '')}.")
     ax.figure.subplots_adjust(bottom=0.3)
     return ax
