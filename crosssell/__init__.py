@@ -3,21 +3,20 @@
 >>> import crosssell as cs
 >>> data = cs.load(cs.sample_path())
 >>> cs.cross_sell_ratio(data, period="Q").tail(1)  # doctest: +SKIP
+
+``import crosssell`` loads only the data contract, the engine and the core metrics.  The
+analysis modules (cohorts, outcomes, affinity, adapters) bring scipy and statsmodels with them,
+and ``plots`` brings matplotlib and seaborn; each is imported the first time one of its names is
+used (``cs.cohort_table``, ``from crosssell import churn_by_tier``), so a script or a worker that
+only needs the ratio does not pay for them.
 """
 
+import importlib
+import sys
+import types
 from pathlib import Path
 
 from . import errors
-from .adapters import connect_spark, from_counts, from_transactions, from_wide
-from .affinity import (
-    AcquisitionOrder,
-    acquisition_order,
-    affinity,
-    evaluate_recommendations,
-    next_best_product,
-    whitespace,
-)
-from .cohorts import cohort_table, decompose_change, maturity, simpson_check, trend
 from .data import CrossSellData, from_frames, from_ibis, load, validate
 from .engine import connect
 from .metrics import (
@@ -30,30 +29,55 @@ from .metrics import (
     periods,
     product_distribution,
 )
-from .outcomes import (
-    SurvivalResult,
-    churn_by_tier,
-    churn_model,
-    cltv_by_tier,
-    compare_naive,
-    landmark,
-    overselling,
-    satisfaction_by_tier,
-    survival_by_tier,
-    tiers,
-    upsell,
-)
 
 __version__ = "0.1.0"
 
+#: public name -> the submodule that defines it, imported on first use
+_LAZY = {
+    **dict.fromkeys(["connect_spark", "from_counts", "from_transactions", "from_wide"], "adapters"),
+    **dict.fromkeys(
+        ["AcquisitionOrder", "acquisition_order", "affinity", "evaluate_recommendations",
+         "next_best_product", "whitespace"],
+        "affinity",
+    ),
+    **dict.fromkeys(["cohort_table", "decompose_change", "maturity", "simpson_check", "trend"], "cohorts"),
+    **dict.fromkeys(
+        ["SurvivalResult", "churn_by_tier", "churn_model", "cltv_by_tier", "compare_naive", "landmark",
+         "overselling", "satisfaction_by_tier", "survival_by_tier", "tiers", "upsell"],
+        "outcomes",
+    ),
+}
+
+
+class _Package(types.ModuleType):
+    """The package's module type: keeps ``cs.affinity`` the function.
+
+    The first import of the submodule ``crosssell.affinity`` binds the package attribute
+    ``affinity`` to that module (the import system does it); the public name is the function.
+    """
+
+    def __setattr__(self, name, value):
+        if isinstance(value, types.ModuleType) and _LAZY.get(name) == name:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
 
 def __getattr__(name: str):
-    # ``cs.plots`` imports matplotlib and seaborn: loaded when a figure is first asked for
     if name == "plots":
-        import importlib
-
         return importlib.import_module(".plots", __name__)
-    raise AttributeError(f"module 'crosssell' has no attribute {name!r}")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'crosssell' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
 
 
 def sample_path() -> Path:
@@ -63,41 +87,16 @@ def sample_path() -> Path:
 
 
 __all__ = [
-    "AcquisitionOrder",
-    "acquisition_order",
-    "affinity",
-    "evaluate_recommendations",
-    "next_best_product",
-    "whitespace",
-    "SurvivalResult",
-    "churn_by_tier",
-    "churn_model",
-    "cltv_by_tier",
-    "compare_naive",
-    "landmark",
-    "overselling",
-    "satisfaction_by_tier",
-    "survival_by_tier",
-    "tiers",
-    "upsell",
-    "cohort_table",
-    "decompose_change",
-    "maturity",
-    "simpson_check",
-    "trend",
+    *_LAZY,
     "CrossSellData",
     "Definition",
     "arpu",
     "connect",
-    "connect_spark",
     "cross_sell_ratio",
     "customer_products",
     "errors",
-    "from_counts",
     "from_frames",
     "from_ibis",
-    "from_transactions",
-    "from_wide",
     "load",
     "multi_product_rate",
     "penetration",
