@@ -141,25 +141,32 @@ def prepare_dataset(folder: Path, customers: int, *, seed: int = SEED,
     )
     pq.write_table(cust.append_column("cohort", cohort), cpath, compression="zstd")
 
-    # the reference date cs.load would infer: the latest date anywhere in the data
-    latest = []
-    for table, cols in (("customers", ["signup_date", "churn_date"]),
-                        ("purchases", ["purchased_at", "ended_at"]),
-                        ("surveys", ["responded_at"])):
-        path = tmp / f"{table}.parquet"
-        if path.is_file():
-            t = pq.read_table(path, columns=cols)
-            for c in cols:
-                m = pc.max(t[c]).as_py()
-                if m is not None:
-                    latest.append(m.date() if isinstance(m, _dt.datetime) else m)
-    meta = {**want, "reference_date": max(latest).isoformat(), "rows": written["rows"],
+    meta = {**want, "reference_date": latest_date(tmp).isoformat(), "rows": written["rows"],
             "generated_in_s": round(time.perf_counter() - started, 1),
             "bytes": {p.name: p.stat().st_size for p in sorted(tmp.glob("*.parquet"))}}
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
     return meta
+
+
+def latest_date(folder: Path) -> _dt.date:
+    """The reference date ``cs.load`` would infer: the latest date anywhere in the Parquet files."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    latest = []
+    for table, cols in (("customers", ["signup_date", "churn_date"]),
+                        ("purchases", ["purchased_at", "ended_at"]),
+                        ("surveys", ["responded_at"])):
+        path = folder / f"{table}.parquet"
+        if path.is_file():
+            t = pq.read_table(path, columns=cols)
+            for c in cols:
+                m = pc.max(t[c]).as_py()
+                if m is not None:
+                    latest.append(m.date() if isinstance(m, _dt.datetime) else m)
+    return max(latest)
 
 
 # --------------------------------------------------------------------------------------------

@@ -259,13 +259,16 @@ def _counted(data: CrossSellData, exclude: tuple[str, ...], *, base: bool = Fals
     return p
 
 
-def _numerator_rows(data, defn: Definition, ptab: ir.Table, single: bool, prod_by: list[str], *, base=False):
+def _numerator_rows(data, defn: Definition, ptab: ir.Table, single: bool, prod_by: list[str], *, base=False,
+                    ends=None):
     """One row per (period, customer, product) that counts, with its value ``v``.
 
     ``v`` is 1 for distinct counting, the (net) quantity for units.  The rows count only for
     the customers of the definition's population (callers restrict them to it): with
     ``basis="held"`` and ``customers="active"`` that population is what makes a churned
-    customer hold nothing.
+    customer hold nothing.  ``ends`` (the periods' ends, in ``__pidx`` order) lets the held
+    basis over many periods work from the changes of each holding (:func:`_held_rows`)
+    instead of joining every purchase with every later period.
     """
     p = _counted(data, defn.exclude, base=base)
     net = p.group_by(["customer_id", "product_id"]).aggregate(__net=p.quantity.sum())
@@ -292,14 +295,20 @@ def _numerator_rows(data, defn: Definition, ptab: ir.Table, single: bool, prod_b
             # nothing (and it costs a join of every purchase with its customer)
             c = data.customers.select("customer_id", __churn=data.customers.churn_date)
             p = p.join(c, "customer_id")
-        conditions = [
-            p.purchased_at < ptab["__pend"].cast("timestamp"),
-            p.ended_at.isnull() | (p.ended_at >= ptab["__pend"]),
-        ]
-        if open_at_end:
-            conditions.append(p["__churn"].isnull() | (p["__churn"] >= ptab["__pend"]))
-        j = p.join(ptab, conditions)
-        rows = j.group_by(["__pidx", "customer_id", "product_id"]).aggregate(q=j.quantity.sum())
+        if ends is not None and len(ends) >= HELD_BY_CHANGES_FROM:
+            j = _held_rows(p, ptab, ends)
+            if open_at_end:
+                j = j.filter(j["__churn"].isnull() | (j["__churn"] >= j["__pend"]))
+            rows = j.select("__pidx", "customer_id", "product_id", "q")
+        else:
+            conditions = [
+                p.purchased_at < ptab["__pend"].cast("timestamp"),
+                p.ended_at.isnull() | (p.ended_at >= ptab["__pend"]),
+            ]
+            if open_at_end:
+                conditions.append(p["__churn"].isnull() | (p["__churn"] >= ptab["__pend"]))
+            j = p.join(ptab, conditions)
+            rows = j.group_by(["__pidx", "customer_id", "product_id"]).aggregate(q=j.quantity.sum())
     # a pair fully returned by the reference date never counts, sold or held (e.g. bought in
     # March, returned in April: not held at the end of March either)
     rows = rows.semi_join(kept, ["customer_id", "product_id"])
@@ -317,6 +326,49 @@ def _numerator_rows(data, defn: Definition, ptab: ir.Table, single: bool, prod_b
             **{c: ibis.coalesce(cat[c].cast("string"), ibis.literal("(not in catalog)")) for c in prod_by},
         )
     return rows
+
+
+#: from this many periods on, the held basis is computed from the changes of each holding
+#: (:func:`_held_rows`): measured at 1M customers / 10M purchases on 2 cores, the join of every
+#: purchase with every later period was 12 % faster over 12 quarters and 30 % slower over 36 months
+HELD_BY_CHANGES_FROM = 24
+
+
+def _held_rows(p: ir.Table, ptab: ir.Table, ends) -> ir.Table:
+    """Net quantity ``q`` of each (customer, product) at the end of each period, where held.
+
+    The same sums as joining every purchase with every period that ends after it (purchased
+    before the end, not cancelled by it), computed from the changes instead: a purchase adds
+    its quantity from the first period ending after it on, a cancellation (``ended_at``)
+    subtracts it from the first period ending after that day on.  A running sum per pair over
+    those steps gives the holding from each change to the next, which is expanded to the
+    periods in between.  The join multiplies the purchases by the periods after them, so this
+    wins over many periods (see ``HELD_BY_CHANGES_FROM``).  ``ends`` are the periods' ends
+    (exclusive) in ``__pidx`` order; they need not be contiguous.
+    """
+    cuts = [pd.Timestamp(e) for e in ends]
+
+    def first_end_after(value, cast):
+        # the index of the first period whose end lies after the change: it counts from there
+        return ibis.cases(*[(value < ibis.literal(cast(e)), i) for i, e in enumerate(cuts)], else_=len(cuts))
+
+    extra = ["__churn"] if "__churn" in p.columns else []
+    bought = p.select("customer_id", "product_id", *extra, __k=first_end_after(p.purchased_at, pd.Timestamp.to_pydatetime),
+                      __d=p.quantity)
+    c = p.filter(p.ended_at.notnull())
+    ended = c.select("customer_id", "product_id", *extra, __k=first_end_after(c.ended_at, pd.Timestamp.date),
+                     __d=-c.quantity)
+    ev = bought.union(ended, distinct=False)
+    ev = ev.filter(ev["__k"] < len(cuts))  # a change after the last end changes nothing shown
+    keys = ["customer_id", "product_id", *extra]
+    step = ev.group_by([*keys, "__k"]).aggregate(__d=ev["__d"].sum())
+    upto = ibis.cumulative_window(group_by=keys, order_by="__k")
+    nxt = ibis.window(group_by=keys, order_by="__k")
+    step = step.mutate(q=step["__d"].sum().over(upto), __next=step["__k"].lead().over(nxt))
+    step = step.filter(step.q > 0)
+    t = ptab.select("__pidx", "__pend")
+    j = step.join(t, [t["__pidx"] >= step["__k"], step["__next"].isnull() | (t["__pidx"] < step["__next"])])
+    return j.select("__pidx", "__pend", *keys, "q")
 
 
 def _population(data, defn: Definition, ptab: ir.Table, cust_by: list[str]):
@@ -376,7 +428,7 @@ def customer_products(
         raise ParameterError("customer_products groups by customer attributes only")
     frame = periods(data, period, start=start, end=end)
     ptab = _periods_table(frame)
-    num = _numerator_rows(data, defn, ptab, period is None, [])
+    num = _numerator_rows(data, defn, ptab, period is None, [], ends=frame["period_end"])
     per = num.group_by(["__pidx", "customer_id"]).aggregate(n=num.v.sum())
     pop = _population(data, defn, ptab, cust_by)
     t = pop.left_join(per, ["__pidx", "customer_id"]).select(
@@ -500,7 +552,7 @@ def cross_sell_ratio(
     cust_by, prod_by = _split_by(data, by)
     frame = periods(data, period, start=start, end=end)
     ptab = _periods_table(frame)
-    num = _numerator_rows(data, defn, ptab, period is None, prod_by)
+    num = _numerator_rows(data, defn, ptab, period is None, prod_by, ends=frame["period_end"])
     pop = _population(data, defn, ptab, cust_by)
     keys = ["__pidx", *cust_by]
     if prod_by:

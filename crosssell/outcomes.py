@@ -64,6 +64,7 @@ from .stats import (
     difference_interval,
     mean_from_moments,
     nps_interval,
+    phreg,
     ratio_of_sums,
     risk_ratio_interval,
     rmst,
@@ -1135,8 +1136,6 @@ def _fit_cox(stop, exog: pd.DataFrame, event, *, entry=None, groups=None, ties="
     the covariance is the cluster-robust sandwich over ``groups`` (:func:`_robust_cov`); when it
     is not finite the model-based one is used instead, with a note.
     """
-    from statsmodels.duration.hazard_regression import PHReg
-
     notes = []
     X = exog
     ev = np.asarray(event, dtype=int)
@@ -1170,7 +1169,7 @@ def _fit_cox(stop, exog: pd.DataFrame, event, *, entry=None, groups=None, ties="
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            res = PHReg(t1, Xk, **args).fit()
+            res = phreg(t1, Xk, **args).fit()
         except (np.linalg.LinAlgError, ValueError) as exc:
             notes.append(f"the model could not be fitted ({exc})")
             return params, cov, notes, None

@@ -1175,3 +1175,102 @@ def risk_ratio_interval(
 
 
 __all__.append("risk_ratio_interval")
+
+
+# --------------------------------------------------------------------------------------------
+# Cox models: statsmodels' PHReg with its risk sets indexed by numpy
+# --------------------------------------------------------------------------------------------
+
+
+def _group_positions(keys: np.ndarray, size: int) -> list[np.ndarray]:
+    """Positions ``i`` grouped by ``keys[i]`` in ``0 … size-1``, ascending within each group."""
+    order = np.argsort(keys, kind="stable")
+    bounds = np.cumsum(np.bincount(keys, minlength=size))[:-1]
+    return [np.asarray(part, dtype=np.int32) for part in np.split(order, bounds)]
+
+
+def _fast_survival_time():
+    """A drop-in for statsmodels' ``PHSurvivalTime`` that builds the same index lists with numpy.
+
+    statsmodels (0.14, 0.15) indexes the risk sets with Python loops over every row: about 10 s
+    per million customers here, most of a landmark model's time.  This class computes the same
+    attributes — identical arrays in identical order, which ``tests/test_stats.py`` checks
+    against the original — with vectorised searches and stable sorts.
+    """
+    from statsmodels.duration.hazard_regression import PHSurvivalTime
+
+    class FastPHSurvivalTime(PHSurvivalTime):
+        def __init__(self, time, status, exog, strata=None, entry=None, offset=None):
+            if strata is None:
+                strata = np.zeros(len(time), dtype=np.int32)
+            if entry is None:
+                entry = np.zeros(len(time))
+            self._check(time, status, strata, entry)
+            names, inverse = np.unique(strata, return_inverse=True)
+            rows = _group_positions(inverse.ravel(), len(names))
+            keep = [k for k, ix in enumerate(rows) if status[ix].sum() > 0]
+            self.nstrat_orig = len(rows)
+            rows = [rows[k] for k in keep]
+            self.nstrat = len(rows)
+            self.stratum_names = [names[k] for k in keep]
+            for s, ix in enumerate(rows):
+                # as statsmodels: drop entries after the stratum's last failure and cases censored
+                # before its first, then order by time (the same, unstable, argsort)
+                failures = time[ix][status[ix] == 1]
+                ix = ix[entry[ix] <= failures.max()]
+                ix = ix[time[ix] >= failures.min()]
+                rows[s] = ix[np.argsort(time[ix])]
+            self.offset_s = None if offset is None else [offset[ix] for ix in rows]
+            self.n_obs = sum(len(ix) for ix in rows)
+            self.stratum_rows = rows
+            self.time_s = self._split(time)
+            self.exog_s = self._split(exog)
+            self.status_s = self._split(status)
+            self.entry_s = self._split(entry)
+            self.ufailt_ix, self.risk_enter, self.risk_exit, self.ufailt = [], [], [], []
+            for s in range(self.nstrat):
+                t, e = self.time_s[s], self.entry_s[s]
+                ift = np.flatnonzero(self.status_s[s] == 1)
+                uft = np.unique(t[ift])
+                n = len(uft)
+                fail_at = _group_positions(np.searchsorted(uft, t[ift]), n)
+                self.ufailt_ix.append([ift[g].astype(np.int32) for g in fail_at])
+                enter = np.searchsorted(uft, t, "right") - 1
+                inside = np.flatnonzero(enter >= 0)
+                self.risk_enter.append([inside[g].astype(np.int32)
+                                        for g in _group_positions(enter[inside], n)])
+                self.risk_exit.append(_group_positions(np.searchsorted(uft, e), n))
+                self.ufailt.append(uft)
+
+        def _check(self, time, status, strata, entry):
+            # statsmodels' checks with numpy reductions (its builtin min() loops in Python)
+            if len({len(time), len(status), len(strata), len(entry)}) > 1:
+                raise ValueError("endog, status, strata, and entry must all have the same length")
+            if np.min(time) < 0:
+                raise ValueError("endog must be non-negative")
+            if np.min(entry) < 0:
+                raise ValueError("entry time must be non-negative")
+            if np.any(entry > time):
+                raise ValueError("entry times may not occur after event or censoring times")
+
+    return FastPHSurvivalTime
+
+
+def phreg(time: Any, exog: Any, **kwargs: Any):
+    """``statsmodels.duration.hazard_regression.PHReg(time, exog, **kwargs)``, built fast.
+
+    The model, its fit and its results are statsmodels' own; only the precomputed risk-set
+    indices come from :func:`_fast_survival_time` (the same values, built with numpy), which
+    makes a Cox model on a million customers about 10 s faster here.
+    """
+    from statsmodels.duration import hazard_regression as hr
+
+    original = hr.PHSurvivalTime
+    hr.PHSurvivalTime = _fast_survival_time()
+    try:
+        return hr.PHReg(time, exog, **kwargs)
+    finally:
+        hr.PHSurvivalTime = original
+
+
+__all__.append("phreg")

@@ -8,9 +8,9 @@ import sys
 
 import pandas as pd
 import pytest
+from test_data import CUSTOMERS, PURCHASES, write
 
 from crosssell.cli import main
-from test_data import CUSTOMERS, PURCHASES, write
 
 
 @pytest.fixture()

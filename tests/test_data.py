@@ -9,7 +9,12 @@ import pandas as pd
 import pytest
 
 import crosssell as cs
-from crosssell.errors import DataQualityWarning, DataValidationError, MissingTableError, ParameterError
+from crosssell.errors import (
+    DataQualityWarning,
+    DataValidationError,
+    MissingTableError,
+    ParameterError,
+)
 
 CUSTOMERS = pd.DataFrame(
     {

@@ -112,8 +112,10 @@ def test_spark_validates_like_duckdb(spark_sample, duck_sample):
         {"period": "Q", "by": "plan"},
         {"period": "Y", "basis": "held", "count": "units"},
         {"period": "Q", "by": "category", "customers": "buyers"},
+        # 36 months: the held basis from the changes of each holding (window functions)
+        {"period": "M", "basis": "held", "customers": "all"},
     ],
-    ids=["sold-quarter-plan", "held-units-year", "buyers-quarter-category"],
+    ids=["sold-quarter-plan", "held-units-year", "buyers-quarter-category", "held-month-changes"],
 )
 def test_ratio_on_spark_equals_duckdb(spark_sample, duck_sample, kwargs):
     duck = cs.cross_sell_ratio(duck_sample, **kwargs)

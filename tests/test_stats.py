@@ -812,3 +812,65 @@ def test_rmst_ties_no_events_and_errors():
         rmst([1, 2], [1.2, 0.5], 3)
     with pytest.raises(ParameterError, match="tau must not be negative"):
         rmst([1, 2], [0.9, 0.5], -1)
+
+
+# --------------------------------------------------------------------------------------------
+# phreg: statsmodels' Cox model with risk sets indexed by numpy
+
+
+def _survival_data(seed: int, n: int, *, strata: bool, entry: bool):
+    rng = np.random.default_rng(seed)
+    time = rng.integers(1, 40, size=n).astype(float)  # whole days: many ties
+    status = (rng.random(n) < 0.4).astype(int)
+    exog = np.column_stack([rng.integers(0, 2, size=n), rng.normal(size=n)])
+    kw = {}
+    if strata:
+        kw["strata"] = rng.choice(["a", "b", "c"], size=n)
+    if entry:
+        kw["entry"] = np.floor(time * rng.random(n))  # may equal time: zero-length rows
+    return time, status, exog, kw
+
+
+@pytest.mark.parametrize(("strata", "entry"), [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_fast_risk_sets_equal_statsmodels(seed, strata, entry):
+    from statsmodels.duration.hazard_regression import PHSurvivalTime
+
+    time, status, exog, kw = _survival_data(seed, 400, strata=strata, entry=entry)
+    offset = np.linspace(0, 1, len(time))
+    args = (time, status, exog, kw.get("strata"), kw.get("entry"), offset)
+    ref, fast = PHSurvivalTime(*args), stats._fast_survival_time()(*args)
+    assert (fast.nstrat, fast.nstrat_orig, fast.n_obs) == (ref.nstrat, ref.nstrat_orig, ref.n_obs)
+    assert list(fast.stratum_names) == list(ref.stratum_names)
+    for name in ("stratum_rows", "time_s", "status_s", "entry_s", "exog_s", "offset_s", "ufailt"):
+        for a, b in zip(getattr(fast, name), getattr(ref, name), strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=name)
+    for name in ("ufailt_ix", "risk_enter", "risk_exit"):
+        for per_a, per_b in zip(getattr(fast, name), getattr(ref, name), strict=True):
+            assert len(per_a) == len(per_b), name
+            for a, b in zip(per_a, per_b, strict=True):
+                assert a.dtype == b.dtype == np.int32, name
+                np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+@pytest.mark.parametrize("ties", ["breslow", "efron"])
+def test_phreg_fits_exactly_as_statsmodels(ties):
+    from statsmodels.duration.hazard_regression import PHReg, PHSurvivalTime
+
+    time, status, exog, kw = _survival_data(7, 600, strata=True, entry=True)
+    ref = PHReg(time, exog, status=status, ties=ties, **kw).fit()
+    got = stats.phreg(time, exog, status=status, ties=ties, **kw).fit()
+    np.testing.assert_allclose(got.params, ref.params, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got.bse, ref.bse, rtol=0, atol=1e-12)
+    # the patch is undone: statsmodels' own class is back
+    from statsmodels.duration import hazard_regression as hr
+
+    assert hr.PHSurvivalTime is PHSurvivalTime
+
+
+def test_phreg_keeps_statsmodels_errors():
+    time, status, exog, _ = _survival_data(8, 50, strata=False, entry=False)
+    with pytest.raises(ValueError, match="entry times may not occur after"):
+        stats.phreg(time, exog, status=status, entry=time + 1)
+    with pytest.raises(ValueError, match="non-negative"):
+        stats.phreg(time - 100, exog, status=status)
