@@ -179,7 +179,8 @@ def test_explore_monthly_over_a_range(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.realdata
-@pytest.mark.parametrize(("folder", "mapping"), [("telco_churn", "telco"), ("bank_churn", "bank")])
+@pytest.mark.parametrize(("folder", "mapping"),
+                         [("telco_churn", "telco"), ("bank_churn", "bank"), ("online_retail", "online_retail")])
 def test_main_report_renders_real_data(tmp_path, folder, mapping):
     data = shared_file(folder)
     man = _render(tmp_path, "cross_sell_report", data_path=str(data),
@@ -187,3 +188,8 @@ def test_main_report_renders_real_data(tmp_path, folder, mapping):
     assert man["data"]["rows"]["customers"]["rows_read"] > 1000
     assert man["headline"]["ratio"] > 0
     assert json.dumps(man)  # serialisable to the end
+    if folder == "online_retail":
+        # the transaction log's exclusions reach the data-quality appendix, counted
+        lines = man["data"]["rows"]["purchases"]
+        assert lines["rows_read"] == 541_909
+        assert "no customer id: 135,080" in lines["excluded_because"]
