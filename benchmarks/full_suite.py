@@ -34,10 +34,8 @@ import argparse
 import datetime as _dt
 import json
 import math
-import os
 import pickle
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -395,25 +393,11 @@ def _worker(args) -> None:
 
 
 def _run(name: str, folder: Path, meta: dict, memory_limit: str | None, workdir: Path) -> dict:
-    out = workdir / f"{name}-{time.monotonic_ns()}"
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--data", str(folder),
-           "--reference-date", meta["reference_date"], "--out", str(out)]
-    if memory_limit:
-        cmd += ["--memory-limit", memory_limit]
     busy = harness.cpu_busy(1.0)
-    with open(out.with_suffix(".log"), "wb") as log:
-        started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=harness.ROOT)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        tail = out.with_suffix(".log").read_text(errors="replace")[-4000:]
-        raise RuntimeError(f"{name} failed on {folder}:\n{tail}")
-    res = json.loads(out.with_suffix(".json").read_text())
-    with open(out.with_suffix(".pkl"), "rb") as fh:
-        res["results"] = pickle.load(fh)
-    res.update(total_s=wall, cpu_s=usage.ru_utime + usage.ru_stime, busy_before=busy)
-    return res
+    extra = ("--memory-limit", memory_limit) if memory_limit else ()
+    res = harness.run_in_subprocess(name, folder, meta["reference_date"], workdir,
+                                    script=__file__, extra_args=extra)
+    return {**res, "busy_before": busy}
 
 
 def compare(a: dict, b: dict) -> list[str]:
@@ -452,10 +436,7 @@ def main(argv=None) -> int:
                     help="DuckDB memory limit for one size, e.g. 10m=4GB (default: 10m=4GB)")
     ap.add_argument("--data-dir", type=Path, default=harness.DATA_DIR)
     ap.add_argument("--results-dir", type=Path, default=harness.RESULTS_DIR)
-    ap.add_argument("--worker", help=argparse.SUPPRESS)
-    ap.add_argument("--data", help=argparse.SUPPRESS)
-    ap.add_argument("--reference-date", help=argparse.SUPPRESS)
-    ap.add_argument("--out", help=argparse.SUPPRESS)
+    harness.add_worker_arguments(ap)
     args = ap.parse_args(argv)
     if args.worker:
         args.memory_limit = args.memory_limit[0] if args.memory_limit else None
@@ -541,8 +522,8 @@ def _print(label, limit, meta, summary) -> None:
     for i, s in summary.items():
         print(f"{i}: total {s['total_s']:.1f} s (process, import included), cpu {s['cpu_s']:.0f} s, "
               f"peak {s['peak_rss_mb']:,.0f} MB, busy before {s['busy_before']}")
-    if "crosssell" in summary and "sql" in summary:
-        both = [q for q in sql_q if q in cs_q and not math.isnan(sql_q[q]) and not math.isnan(cs_q[q])]
+    both = [q for q in sql_q if q in cs_q and not math.isnan(sql_q[q]) and not math.isnan(cs_q[q])]
+    if both:
         print(f"crosssell / SQL on the shared queries: "
               f"{sum(cs_q[q] for q in both) / sum(sql_q[q] for q in both):.2f}x")
 

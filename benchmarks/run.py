@@ -255,11 +255,25 @@ def wait_until_idle(limit_s: float, threshold: float = 0.15) -> float:
     return busy
 
 
-def run_in_subprocess(name: str, folder: Path, reference_date: str, workdir: Path) -> dict:
-    """Run one implementation in a fresh interpreter; timings, wall and CPU time, peak RSS, results."""
+def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
+    """The hidden arguments of worker mode (one implementation in this process), which
+    :func:`run_in_subprocess` passes to the script it starts."""
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
+    parser.add_argument("--reference-date", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+
+
+def run_in_subprocess(name: str, folder: Path, reference_date: str, workdir: Path, *,
+                      script: str | Path = __file__, extra_args: tuple[str, ...] = ()) -> dict:
+    """Run one implementation in a fresh interpreter; timings, wall and CPU time, peak RSS, results.
+
+    ``script`` is the harness whose worker mode runs it (this file, or ``full_suite.py``), with
+    ``extra_args`` after the worker arguments.
+    """
     out = workdir / f"{name}-{time.monotonic_ns()}"
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--data", str(folder),
-           "--reference-date", reference_date, "--out", str(out)]
+    cmd = [sys.executable, str(Path(script).resolve()), "--worker", name, "--data", str(folder),
+           "--reference-date", reference_date, "--out", str(out), *extra_args]
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     with open(out.with_suffix(".log"), "wb") as log:
         started = time.perf_counter()
@@ -424,11 +438,7 @@ def main(argv=None) -> int:
                              "(under 15%% of the CPUs); the busy share is recorded either way")
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
-    # worker mode (internal): one implementation in this process
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--data", help=argparse.SUPPRESS)
-    parser.add_argument("--reference-date", help=argparse.SUPPRESS)
-    parser.add_argument("--out", help=argparse.SUPPRESS)
+    add_worker_arguments(parser)
     args = parser.parse_args(argv)
     if args.worker:
         _worker(args)

